@@ -10,6 +10,7 @@ nothing depends on rows another test left behind.
 launcher `make run` uses; tests talk to it over HTTP like any client.
 """
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -197,3 +198,34 @@ async def portal(system_factory) -> AsyncIterator[Portal]:
     addresses with X-Forwarded-For (login throttling counts per address).
     """
     yield await start_portal(system_factory, extra_env=SHARED_PORTAL_ENV)
+
+
+async def publish_event(nats_url: str, event_type: str, data: dict, *, source: str = "test", envelope=None):
+    """Publish one envelope onto the portal's stream, as a service's relay would."""
+    import nats
+
+    from portal_common.bus import publish_message
+    from portal_common.events import Envelope
+
+    envelope = envelope or Envelope.new(event_type, data, source=source)
+    connection = await nats.connect(nats_url)
+    try:
+        await publish_message(
+            connection.jetstream(), envelope.subject, envelope.encode(),
+            msg_id=envelope.event_id, headers=envelope.headers(),
+        )
+    finally:
+        await connection.close()
+    return envelope
+
+
+async def eventually(check, *, timeout: float = 10.0, interval: float = 0.1):
+    """Await `check()` until it returns a truthy value or `timeout` passes; the last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(interval)
