@@ -17,10 +17,13 @@ retries), sets `Nats-Msg-Id` and waits for the stream's acknowledgement, so a
 return means the message is stored.
 
 `subscribe_broadcast` is for the gateway: a plain core-NATS subscription,
-so every replica sees every `token.revoked` and `user.updated`. Core NATS
-delivers at most once and only while connected: a replica that was
-disconnected may have missed a revocation, so it should drop its cache when
-the connection comes back (`make_broker(on_reconnect=…)`).
+so every replica sees every `token.revoked` and `user.updated` (JetStream
+publishes reach core subscribers too). Core NATS delivers at most once and
+only while subscribed: a replica that was disconnected may have missed a
+revocation, so it should drop its cache when the connection comes back
+(`make_broker(on_reconnect=…)`). The server also takes a few milliseconds
+after start-up before a new subscription receives anything, which is
+harmless for a replica that starts with an empty cache.
 """
 
 import asyncio

@@ -317,6 +317,7 @@ class EventConsumer:
         assert self._subscription is not None and self._bus is not None
         _, connection = jetstream_of(self._bus)
         failing_since: float | None = None
+        stall_reported = False
         backoff = 0.5
         while not self._stopping:
             try:
@@ -331,10 +332,18 @@ class EventConsumer:
                 if connection.is_closed:
                     log.info("consumer.stopped", consumer=self.durable)
                     return
+                now = time.monotonic()
                 if failing_since is None:
-                    failing_since = time.monotonic()
+                    failing_since, stall_reported = now, False
                     log.warning(
                         "consumer.fetch_failed",
+                        consumer=self.durable,
+                        reason=describe_error(error),
+                    )
+                elif not stall_reported and now - failing_since > 60:
+                    stall_reported = True
+                    log.error(
+                        "consumer.fetch_stalled",
                         consumer=self.durable,
                         reason=describe_error(error),
                     )

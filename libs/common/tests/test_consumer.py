@@ -444,16 +444,26 @@ async def test_broadcast_reaches_every_replica(
 
         subscribe_broadcast(broker, topic.subject("revoked"), drop_cached_identity)
         await start_bus(broker, streams=[])
+    # The server may take a few milliseconds after start-up before a new
+    # subscription receives anything; wait until both are live.
+    while not all(seen.values()):
+        await publish_event(js, topic.subject("revoked"), {"token": "warm-up"})
+        await asyncio.sleep(0.05)
 
-    await publish_event(js, topic.subject("revoked"), {"token": "hash-1"})
+    tokens = ["hash-1", "hash-2", "hash-3"]
+    for token in tokens:
+        await publish_event(js, topic.subject("revoked"), {"token": token})
 
-    async def both_saw_it() -> bool:
-        return all(seen.values())
+    def revoked(replica: str) -> list[str]:
+        return [token for token in seen[replica] if token != "warm-up"]
 
-    await wait_until(both_saw_it, timeout=5)
+    async def both_saw_all() -> bool:
+        return all(len(revoked(replica)) >= 3 for replica in seen)
+
+    await wait_until(both_saw_all, timeout=5)
     await asyncio.sleep(0.2)
-
-    assert seen == {"a": ["hash-1"], "b": ["hash-1"]}
+    assert revoked("a") == tokens
+    assert revoked("b") == tokens
 
 
 class DatabaseOutage:
