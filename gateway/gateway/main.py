@@ -8,14 +8,12 @@ cached identities at once, on every gateway replica.
 """
 
 import dataclasses
-import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import nats
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -32,6 +30,8 @@ from portal_common.errors import (
     ServiceUnavailable,
     install_error_handlers,
 )
+from portal_common.bus import is_connected, make_broker, start_bus, stop_bus, subscribe_broadcast
+from portal_common.events import Envelope
 from portal_common.identity import ANONYMOUS, IDENTITY_HEADER, Identity, IdentitySigner
 from portal_common.internal import internal_headers
 from portal_common.logging import RequestLogMiddleware, configure_logging
@@ -49,44 +49,29 @@ class Gateway:
             {name: settings.service_urls(name) for name in SERVICES},
             timeout=settings.upstream_timeout_seconds,
         )
-        self.nats: nats.NATS | None = None
+        self.broker = make_broker(settings.nats_url, name="gateway", on_reconnect=self._reconnected)
+        subscribe_broadcast(self.broker, ["token.revoked", "user.updated"], self._on_revocation)
         self._schema: tuple[float, dict[str, Any]] | None = None
 
     async def start(self) -> None:
-        async def disconnected() -> None:
-            log.warning("nats.disconnected")
-
-        async def reconnected() -> None:
-            # Revocations sent while we were away were missed: forget everything.
-            self.cache.clear()
-            log.warning("nats.reconnected", cache="cleared")
-
-        self.nats = await nats.connect(
-            self.settings.nats_url,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
-        )
-        await self.nats.subscribe("token.revoked", cb=self._on_revocation)
-        await self.nats.subscribe("user.updated", cb=self._on_revocation)
+        await start_bus(self.broker, replicas=self.settings.nats_replicas)
 
     async def stop(self) -> None:
-        if self.nats is not None:
-            await self.nats.drain()
+        await stop_bus(self.broker)
         await self.upstreams.close()
 
-    async def _on_revocation(self, message) -> None:
-        try:
-            data = json.loads(message.data)["data"]
-        except (ValueError, KeyError, TypeError):
-            log.warning("revocation.malformed", subject=message.subject)
-            return
-        for key_hash in data.get("token_hashes") or []:
-            self.cache.drop_token(key_hash)
-        if data.get("user_id") is not None:
-            self.cache.drop_user(int(data["user_id"]))
-        log.info("identity_cache.dropped", subject=message.subject, user_id=data.get("user_id"))
+    async def _reconnected(self) -> None:
+        # Revocations sent while we were away were missed: forget everything.
+        self.cache.clear()
+        log.warning("nats.reconnected", cache="cleared")
+
+    async def _on_revocation(self, envelope: Envelope) -> None:
+        for key_hash in envelope.data.get("token_hashes") or []:
+            self.cache.drop_token(str(key_hash))
+        user_id = envelope.data.get("user_id")
+        if isinstance(user_id, int):
+            self.cache.drop_user(user_id)
+        log.info("identity_cache.dropped", subject=envelope.subject, user_id=user_id)
 
     async def authenticate(self, request: Request) -> Identity:
         credentials = parse_authorization(request.headers.get("authorization"))
@@ -207,7 +192,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         failing: dict[str, str] = {}
-        if gateway.nats is None or not gateway.nats.is_connected:
+        if not is_connected(gateway.broker):
             failing["nats"] = "disconnected"
         for service in SERVICES:
             urls = gateway.upstreams.urls.get(service) or []

@@ -87,7 +87,7 @@ class BusRuntime(Runtime[SettingsT]):
     async def lifespan(self, _app=None) -> AsyncIterator[None]:
         from portal_common.bus import start_bus, stop_bus
 
-        await start_bus(self.broker)
+        await start_bus(self.broker, replicas=self.settings.nats_replicas)
         self.relay.start()
         try:
             yield

@@ -25,6 +25,8 @@ class PortalSettings(BaseSettings):
 
     data_dir: str = "./var"
     nats_url: str = "nats://127.0.0.1:4222"
+    # JetStream replicas of the portal's streams: 1 on one server, 3 on a cluster.
+    nats_replicas: int = 1
     time_zone: str = "UTC"
     log_format: str = "console"
     log_level: str = "INFO"
