@@ -27,6 +27,7 @@ from portal_deploy.embedded import (
     ensure_database,
     free_port,
 )
+from portal_deploy.mailsink import MailSink, smtp_host_configured
 from portal_deploy.services import GATEWAY, ServiceSpec, installed_services
 
 
@@ -98,6 +99,7 @@ class System:
     services: list[ServiceSpec] = field(default_factory=installed_services)
     processes: dict[str, list[Process]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    mail_sink: MailSink | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -121,6 +123,11 @@ class System:
             "PORTAL_LOG_FORMAT": os.environ.get("PORTAL_LOG_FORMAT", "json"),
             **self.extra_env,
         }
+        # No SMTP server configured: support mails into .eml files instead.
+        if any(spec.name == "support" for spec in self.services) and not smtp_host_configured(self.env):
+            self.mail_sink = MailSink(self.data_dir / "mail")
+            host, port = self.mail_sink.start()
+            self.env.update(PORTAL_SMTP_HOST=host, PORTAL_SMTP_PORT=str(port))
         for spec in self.services:
             url = self.database_url(spec)
             server_url = database_url_on(url, "postgres")
@@ -134,8 +141,15 @@ class System:
                 for index in range(count)
             ]
             self.env[f"PORTAL_{spec.env_name}_URL"] = ",".join(p.url for p in self.processes[spec.name])
+        # The first gateway listens on the public port; more replicas (as a
+        # load balancer would put behind one address) take free ports.
         self.processes[GATEWAY.name] = [
-            Process(GATEWAY, self.gateway_port, self.data_dir / "logs" / "gateway-0.log")
+            Process(
+                GATEWAY,
+                self.gateway_port if index == 0 else free_port(),
+                self.data_dir / "logs" / f"gateway-{index}.log",
+            )
+            for index in range(self.replicas.get(GATEWAY.name, 1))
         ]
 
     def _spawn(self, process: Process) -> None:
@@ -196,6 +210,9 @@ class System:
                     process.popen.kill()
                     process.popen.wait()
                 process.popen = None
+        if self.mail_sink is not None:
+            self.mail_sink.stop()
+            self.mail_sink = None
 
     async def restart_service(self, name: str, *, kill: bool = False, replica: int = 0) -> None:
         """Stop one replica (abruptly with `kill`) and start it again on the same port."""

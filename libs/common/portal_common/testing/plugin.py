@@ -117,6 +117,9 @@ def system_factory(infra: TestInfrastructure, run_dir: Path):
             extra_env=env,
             replicas=replicas or {},
         )
+        if env.get("PORTAL_SERVICES"):
+            wanted = set(env["PORTAL_SERVICES"].split(","))
+            system.services = [spec for spec in system.services if spec.name in wanted]
         for spec in system.services:
             name = f"{prefix}_{spec.name}"
             await ensure_database(infra.server_url, name)
