@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROJECT_FILES := requirements.txt requirements-dev.txt $(wildcard */pyproject.toml */*/pyproject.toml)
 
-.PHONY: run test e2e unit bench lint migrate clean
+.PHONY: run test e2e bench lint fmt migrate clean
 
 $(STAMP): $(PROJECT_FILES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ migrate: $(STAMP)
 ## Throughput benchmarks (not part of the test suite).
 bench: $(STAMP)
 	$(PY) -m portal_deploy.bench
+
+## Static checks and formatting.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
