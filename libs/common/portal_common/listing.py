@@ -110,6 +110,26 @@ class ChoiceFilter:
         return self.column == raw
 
 
+@dataclass(frozen=True, eq=False)
+class ExactFilter:
+    """`?plan_tier=Business%20Process`: free text matched exactly, case-sensitively.
+
+    django-filter's default for a `filterset_fields` entry on a text column:
+    any value is accepted and compared as it is.
+    """
+
+    param: str
+    column: ColumnElement[Any]
+
+    async def condition(
+        self,
+        raw: str,
+        session: AsyncSession,
+        identity: Identity | None,
+    ) -> ColumnElement[bool]:
+        return self.column == raw
+
+
 # Django forms.DateField with the `en` locale's numeric input formats.
 DATE_INPUT_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m/%d/%y")
 

@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from clients import service
 from clients.exceptions import NoClientForUser
-from clients.filters import ExactFilter
 from clients.models import clients
 from clients.runtime import runtime
 from clients.schemas import (
@@ -25,7 +24,7 @@ from clients.schemas import (
 from portal_common.errors import MethodNotAllowed, NotFound, PermissionDenied
 from portal_common.http import read_object
 from portal_common.identity import CurrentUser, Identity, StaffUser, can_see_client
-from portal_common.listing import ChoiceFilter, ListSpec, paginate
+from portal_common.listing import ChoiceFilter, ExactFilter, ListSpec, paginate
 
 router = APIRouter(prefix="/api/clients", tags=["clients"])
 internal = APIRouter(prefix="/internal", include_in_schema=False)
