@@ -103,12 +103,29 @@ def system_factory(infra: TestInfrastructure, run_dir: Path):
     from portal_deploy.launcher import Infrastructure, System
 
     started: list[System] = []
+    own_servers: list[EmbeddedNats] = []
 
-    async def start(*, extra_env: dict[str, str] | None = None, replicas: dict[str, int] | None = None) -> System:
+    async def start(
+        *,
+        extra_env: dict[str, str] | None = None,
+        replicas: dict[str, int] | None = None,
+        shared_nats: bool = False,
+    ) -> System:
         data_dir = Path(tempfile.mkdtemp(prefix="portal-", dir=run_dir))
         prefix = f"s{uuid.uuid4().hex[:8]}"
-        env = {"PORTAL_NATS_URL": infra.nats_url, **(extra_env or {})}
-        shared = Infrastructure(data_dir=data_dir, external_nats_url=infra.nats_url)
+        # Two systems on one NATS server would share durable consumers (same
+        # names) and take each other's events, so each system gets its own
+        # server unless it is the run's shared portal or names one.
+        nats_url = (extra_env or {}).get("PORTAL_NATS_URL")
+        if not nats_url and shared_nats:
+            nats_url = infra.nats_url
+        if not nats_url:
+            server = EmbeddedNats(data_dir / "nats")
+            server.start()
+            own_servers.append(server)
+            nats_url = server.url
+        env = {**(extra_env or {}), "PORTAL_NATS_URL": nats_url}
+        shared = Infrastructure(data_dir=data_dir, external_nats_url=nats_url)
         system = System(
             infra=shared,
             data_dir=data_dir,
@@ -134,6 +151,8 @@ def system_factory(infra: TestInfrastructure, run_dir: Path):
     yield start
     for system in started:
         system.stop()
+    for server in own_servers:
+        server.stop()
 
 
 SHARED_PORTAL_ENV = {
@@ -200,7 +219,7 @@ async def portal(system_factory) -> AsyncIterator[Portal]:
     127.0.0.1 is a trusted proxy here, so tests can act from distinct
     addresses with X-Forwarded-For (login throttling counts per address).
     """
-    yield await start_portal(system_factory, extra_env=SHARED_PORTAL_ENV)
+    yield await start_portal(system_factory, extra_env=SHARED_PORTAL_ENV, shared_nats=True)
 
 
 async def publish_event(nats_url: str, event_type: str, data: dict, *, source: str = "test", envelope=None):
