@@ -24,7 +24,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]+")
 
 def smtp_host_configured(env: dict[str, str]) -> bool:
     """Whether `env` (or the `.env` file the services also read) names an SMTP host."""
-    return bool(env.get("PORTAL_SMTP_HOST") or dotenv_values(".env").get("PORTAL_SMTP_HOST"))
+    return bool(
+        env.get("PORTAL_SMTP_HOST") or dotenv_values(".env").get("PORTAL_SMTP_HOST")
+    )
 
 
 class _EmlWriter:
@@ -33,7 +35,9 @@ class _EmlWriter:
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
         raw = envelope.original_content or b""
-        message_id = BytesHeaderParser().parsebytes(raw).get("Message-ID", "") or "no-message-id"
+        message_id = (
+            BytesHeaderParser().parsebytes(raw).get("Message-ID", "") or "no-message-id"
+        )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"{stamp}-{_UNSAFE.sub('_', message_id.strip('<> '))[:150]}.eml"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -50,7 +54,9 @@ class MailSink:
 
     def start(self) -> tuple[str, int]:
         port = free_port()
-        self._controller = Controller(_EmlWriter(self.folder), hostname="127.0.0.1", port=port)
+        self._controller = Controller(
+            _EmlWriter(self.folder), hostname="127.0.0.1", port=port
+        )
         self._controller.start()
         return "127.0.0.1", port
 
