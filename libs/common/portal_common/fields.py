@@ -598,6 +598,31 @@ def _fixed_offset(offset: str | None) -> dt.tzinfo | None:
     return dt.timezone(dt.timedelta(minutes=-minutes if offset[0] == "-" else minutes))
 
 
+class RelatedIdField(Field):
+    """The id of a related object (a UUID key), read as DRF's PrimaryKeyRelatedField.
+
+    Only the form is checked here; whether the object exists is the service's
+    question, answered with `does_not_exist(pk)` as DRF words it.
+    """
+
+    openapi = {"type": "string", "format": "uuid"}
+
+    def to_internal(self, data: Any) -> uuid.UUID:
+        if isinstance(data, bool) or not isinstance(data, str | int):
+            kind = type(data).__name__
+            raise Invalid(f"Incorrect type. Expected pk value, received {kind}.")
+        try:
+            # Django's UUIDField reads an integer as the UUID's 128-bit value.
+            return uuid.UUID(int=data) if isinstance(data, int) else uuid.UUID(data)
+        except ValueError:
+            raise Invalid(f"\u201c{data}\u201d is not a valid UUID.") from None
+
+
+def does_not_exist(pk: Any) -> str:
+    """DRF's message for a related id that names nothing."""
+    return f'Invalid pk "{pk}" - object does not exist.'
+
+
 class UUIDField(Field):
     """A UUID in any form `uuid.UUID` reads (any case, with or without dashes)."""
 

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from auth import service
 from auth.exceptions import InvalidCredentials
-from auth.runtime import runtime
 from auth.models import users
+from auth.runtime import runtime
 from auth.schemas import LoginRequest, UserCreate, UserUpdate
 from portal_common.errors import NotFound
 from portal_common.http import read_object

@@ -7,8 +7,8 @@ from portal_common.fields import (
     CharField,
     EmailField,
     ReadOnly,
+    RelatedIdField,
     Serializer,
-    UUIDField,
 )
 
 USERNAME_PATTERN = re.compile(r"^[\w.@+-]+\Z")
@@ -34,7 +34,7 @@ class UserCreate(Serializer):
     email = EmailField(required=False, allow_blank=True, default="")
     is_staff = BooleanField(required=False, default=False)
     is_active = BooleanField(required=False, default=True)
-    client = UUIDField(required=False, allow_null=True, default=None)
+    client = RelatedIdField(required=False, allow_null=True, default=None)
 
 
 class UserUpdate(UserCreate):

@@ -20,6 +20,7 @@ from auth.security import hash_password, new_token, token_hash, verify_password
 from portal_common.clients_copy import ClientDirectory
 from portal_common.errors import NotFound, Throttled, ValidationFailed
 from portal_common.events import record_event
+from portal_common.fields import does_not_exist
 
 log = structlog.get_logger("auth")
 SOURCE = "auth"
@@ -148,7 +149,7 @@ async def get_user(session: AsyncSession, user_id: int) -> dict[str, Any]:
 
 async def _check_client(session: AsyncSession, directory: ClientDirectory, client_id: UUID | None) -> None:
     if client_id is not None and await directory.find_client(session, client_id) is None:
-        raise ValidationFailed.field("client", f'Invalid pk "{client_id}" - object does not exist.')
+        raise ValidationFailed.field("client", does_not_exist(client_id))
 
 
 async def _unique_username(session: AsyncSession, username: str, *, exclude: int | None = None) -> None:

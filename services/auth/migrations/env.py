@@ -1,4 +1,4 @@
-from portal_common.migrations import run_alembic_env
 from auth.models import metadata
+from portal_common.migrations import run_alembic_env
 
 run_alembic_env(metadata)

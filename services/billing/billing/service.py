@@ -36,11 +36,11 @@ from billing.clock import Clock
 from billing.exceptions import UnknownClient
 from billing.models import clients, invoices
 from billing.numbering import format_invoice_number, take_next_number
-from billing.schemas import InvoiceWrite, client_does_not_exist
+from billing.schemas import InvoiceWrite
 from portal_common.clients_copy import ClientDirectory
 from portal_common.errors import NotFound, ValidationFailed
 from portal_common.events import record_event
-from portal_common.fields import iso_date, iso_datetime, money
+from portal_common.fields import does_not_exist, iso_date, iso_datetime, money
 from portal_common.identity import Identity
 
 log = structlog.get_logger("billing")
@@ -154,7 +154,7 @@ async def validate_invoice(
         client_id is not None
         and await directory.find_client(session, client_id) is None
     ):
-        errors["client"] = [client_does_not_exist(client_id)]
+        errors["client"] = [does_not_exist(client_id)]
     if errors:
         raise ValidationFailed(
             {name: errors[name] for name in InvoiceWrite.fields if name in errors}

@@ -1,4 +1,5 @@
 from portal_common.errors import NotFound, ValidationFailed
+from portal_common.fields import does_not_exist
 
 
 class DuplicateEmail(ValidationFailed):
@@ -14,7 +15,7 @@ class NoClientForUser(NotFound):
 class UnknownClient(ValidationFailed):
     def __init__(self, client_id: object) -> None:
         # DRF's PrimaryKeyRelatedField message.
-        message = f'Invalid pk "{client_id}" - object does not exist.'
+        message = does_not_exist(client_id)
         super().__init__({"client": [message]})
 
 

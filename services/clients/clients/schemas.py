@@ -12,8 +12,8 @@ from portal_common.fields import (
     EmailField,
     JSONObjectField,
     ReadOnly,
+    RelatedIdField,
     Serializer,
-    UUIDField,
     iso_date,
     iso_datetime,
     money,
@@ -126,7 +126,7 @@ class CredentialCreate(Serializer):
     """`data` (a JSON object, encrypted here) or `encrypted_data` (a Fernet token)."""
 
     id = ReadOnly()
-    client = UUIDField(source="client_id")
+    client = RelatedIdField(source="client_id")
     client_name = ReadOnly()
     service_name = CharField(max_length=100)
     credential_type = ChoiceField(CREDENTIAL_TYPES)

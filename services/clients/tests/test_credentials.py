@@ -233,7 +233,7 @@ class TestEncryption:
         }
         assert bad.status_code == 400
         assert bad.json() == {
-            "client": ["Must be a valid UUID."],
+            "client": ["\u201cabc\u201d is not a valid UUID."],
             "service_name": ["Ensure this field has no more than 100 characters."],
             "credential_type": ['"password" is not a valid choice.'],
             "status": ['"revoked" is not a valid choice.'],

@@ -140,7 +140,7 @@ class TestCreate:
 
         assert response.status_code == 400
         assert response.json() == {
-            "client": ["Must be a valid UUID."],
+            "client": ["\u201cnot-a-uuid\u201d is not a valid UUID."],
             "subject": ["Ensure this field has no more than 200 characters."],
             "description": ["This field may not be blank."],
             "status": ['"closed" is not a valid choice.'],

@@ -4,8 +4,8 @@ Revision ID: e081da691dfc
 Revises: 
 Create Date: 2026-12-03 14:15:57.949872
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = 'e081da691dfc'

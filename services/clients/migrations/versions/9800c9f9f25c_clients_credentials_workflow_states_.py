@@ -5,8 +5,8 @@ Revises:
 Create Date: 2026-12-03 14:23:46.105983
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "9800c9f9f25c"

@@ -4,8 +4,8 @@ Revision ID: e8aa4d554048
 Revises: 
 Create Date: 2026-12-03 14:45:24.362540
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = 'e8aa4d554048'

@@ -8,8 +8,8 @@ from portal_common.fields import (
     CharField,
     ChoiceField,
     ReadOnly,
+    RelatedIdField,
     Serializer,
-    UUIDField,
     iso_datetime,
 )
 from support.models import TICKET_PRIORITIES, TICKET_STATUSES
@@ -19,7 +19,7 @@ class TicketCreate(Serializer):
     """A ticket as staff open it: they name the client."""
 
     id = ReadOnly()
-    client = UUIDField(source="client_id")
+    client = RelatedIdField(source="client_id")
     client_name = ReadOnly()
     subject = CharField(max_length=200)
     description = CharField()
