@@ -6,6 +6,7 @@ request logging with the request id, the gateway-only guard on `/api/`,
 background parts (database engine, NATS broker, outbox relay, consumers).
 """
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,6 +41,14 @@ def create_service_app(
     dependency is unreachable.
     """
     checks = readiness_checks or {}
+    if identity_public_key == "":
+        # Without the gateway's key no request could ever be trusted.
+        print(
+            "configuration error: PORTAL_IDENTITY_PUBLIC_KEY: must be set "
+            "(base64 of the gateway's Ed25519 public key)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:

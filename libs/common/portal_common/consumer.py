@@ -67,6 +67,7 @@ import asyncio
 import dataclasses
 import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -386,6 +387,11 @@ class EventConsumer:
 
         for delivery in deliveries:
             await self._settle(delivery)
+        if self._raw:
+            # Raw streams (n8n executions) arrive by the thousand: one line
+            # per batch, not per message, keeps logging off the hot path.
+            outcomes = Counter(delivery.outcome for delivery in deliveries)
+            log.info("events.batch_processed", consumer=self.durable, **outcomes)
 
     def _delivery(self, msg: Msg) -> _Delivery:
         metadata = msg.metadata
@@ -535,7 +541,8 @@ class EventConsumer:
     async def _settle_one(self, delivery: _Delivery) -> None:
         if delivery.outcome == PROCESSED:
             await self._acknowledge(delivery.msg)
-            log.info("event.processed", outcome=PROCESSED)
+            if not self._raw:
+                log.info("event.processed", outcome=PROCESSED)
         elif delivery.outcome == DUPLICATE:
             await self._acknowledge(delivery.msg)
             log.warning("event.duplicate_skipped", outcome=DUPLICATE)

@@ -10,7 +10,12 @@ from typing import Any
 
 from fastapi import Request
 
-from portal_common.errors import ParseError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from portal_common.errors import (
+    ParseError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 MAX_BODY_BYTES = 1024 * 1024
 

@@ -5,10 +5,12 @@ Every part of the portal reads its settings through a subclass of
 line that names the variable, instead of a traceback.
 """
 
+import base64
+import binascii
 import sys
 from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -34,6 +36,18 @@ class PortalSettings(BaseSettings):
     identity_public_key: str = ""
     # Shared secret for service-to-service look-ups under /internal/.
     internal_token: str = ""
+
+    @field_validator("identity_public_key")
+    @classmethod
+    def _raw_ed25519_key(cls, value: str) -> str:
+        if value:
+            try:
+                raw = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("not base64") from None
+            if len(raw) != 32:
+                raise ValueError("must be the 32 raw bytes of an Ed25519 public key, base64")
+        return value
 
 
 def load_settings(settings_class: type[SettingsT]) -> SettingsT:

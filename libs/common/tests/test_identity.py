@@ -5,7 +5,12 @@ import json
 import time
 from uuid import uuid4
 
-from portal_common.identity import Identity, IdentitySigner, IdentityVerifier, generate_keypair
+from portal_common.identity import (
+    Identity,
+    IdentitySigner,
+    IdentityVerifier,
+    generate_keypair,
+)
 
 PRIVATE, PUBLIC = generate_keypair()
 OTHER_PRIVATE, _ = generate_keypair()

@@ -29,6 +29,16 @@ def start(module_code: str, **env: str) -> subprocess.CompletedProcess:
             {"PORTAL_AUTH_DATABASE_URL": "x", "PORTAL_LOGIN_FAILURES_PER_USERNAME": "many"},
             "PORTAL_LOGIN_FAILURES_PER_USERNAME",
         ),
+        (
+            "from auth.config import get_settings; get_settings()",
+            {"PORTAL_AUTH_DATABASE_URL": "x", "PORTAL_IDENTITY_PUBLIC_KEY": "not-a-key"},
+            "PORTAL_IDENTITY_PUBLIC_KEY",
+        ),
+        (
+            "import auth.main",
+            {"PORTAL_AUTH_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:1/x"},
+            "PORTAL_IDENTITY_PUBLIC_KEY",
+        ),
     ],
 )
 def test_a_missing_or_malformed_variable_is_named_in_one_line(code, env, variable):
