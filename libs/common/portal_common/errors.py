@@ -157,5 +157,38 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_database_unavailable(exc):
+            log.warning("database.unavailable", error_type=type(exc).__name__)
+            return error_response(ServiceUnavailable())
         log.exception("request.failed", error_type=type(exc).__name__)
         return JSONResponse({"detail": "A server error occurred."}, status_code=500)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database could not be reached or took no more clients.
+
+    That is a passing outage (503, try again), not a bug in the request.
+    """
+    import asyncpg
+    from sqlalchemy.exc import (
+        DBAPIError,
+        InterfaceError,
+        OperationalError,
+        TimeoutError,
+    )
+
+    if isinstance(exc, OperationalError | InterfaceError | TimeoutError | OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        cause = exc.orig.__cause__ if exc.orig is not None else None
+        return isinstance(
+            cause,
+            asyncpg.TooManyConnectionsError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.ConnectionDoesNotExistError
+            | asyncpg.InterfaceError
+            | OSError,
+        ) or "too many clients" in str(exc)
+    return False

@@ -40,7 +40,7 @@ class Runtime(Generic[SettingsT]):
 
     def open(self, settings: SettingsT, database_url: str) -> None:
         self._settings = settings
-        self.engine = make_engine(database_url)
+        self.engine = make_engine(database_url, pool_size=settings.db_pool_size)
         self._sessions = make_sessionmaker(self.engine)
 
     async def close(self) -> None:

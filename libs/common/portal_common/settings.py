@@ -32,6 +32,8 @@ class PortalSettings(BaseSettings):
     time_zone: str = "UTC"
     log_format: str = "console"
     log_level: str = "INFO"
+    # Connections each process keeps to its database (and as many again at peaks).
+    db_pool_size: int = 10
     # Public half of the gateway's Ed25519 key, base64 of the raw 32 bytes.
     identity_public_key: str = ""
     # Shared secret for service-to-service look-ups under /internal/.

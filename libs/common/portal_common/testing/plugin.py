@@ -124,7 +124,8 @@ def system_factory(infra: TestInfrastructure, run_dir: Path):
             server.start()
             own_servers.append(server)
             nats_url = server.url
-        env = {**(extra_env or {}), "PORTAL_NATS_URL": nats_url}
+        # Several systems share the run's PostgreSQL: small pools each.
+        env = {"PORTAL_DB_POOL_SIZE": "4", **(extra_env or {}), "PORTAL_NATS_URL": nats_url}
         shared = Infrastructure(data_dir=data_dir, external_nats_url=nats_url)
         system = System(
             infra=shared,
