@@ -23,6 +23,13 @@ from starlette.middleware.cors import CORSMiddleware
 from gateway.config import ROUTES, GatewaySettings, get_settings
 from gateway.proxy import Upstreams, read_limited_body
 from gateway.tokens import TokenCache, identity_from_auth, parse_authorization
+from portal_common.bus import (
+    is_connected,
+    make_broker,
+    start_bus,
+    stop_bus,
+    subscribe_broadcast,
+)
 from portal_common.errors import (
     AuthenticationFailed,
     NotFound,
@@ -30,7 +37,6 @@ from portal_common.errors import (
     ServiceUnavailable,
     install_error_handlers,
 )
-from portal_common.bus import is_connected, make_broker, start_bus, stop_bus, subscribe_broadcast
 from portal_common.events import Envelope
 from portal_common.identity import ANONYMOUS, IDENTITY_HEADER, Identity, IdentitySigner
 from portal_common.internal import internal_headers
@@ -147,6 +153,17 @@ class Gateway:
         return merged
 
 
+def routable_path(path: str) -> bool:
+    """False for a (decoded) path a service must never see.
+
+    `.` and `..` segments would be resolved on the way and land on another
+    route or service; control characters are not valid in a URL at all.
+    """
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in path):
+        return False
+    return not any(segment in (".", "..") for segment in path.split("/"))
+
+
 def forwarded_headers(request: Request, identity: Identity, gateway: Gateway) -> dict[str, str]:
     headers = {
         key: value
@@ -222,7 +239,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     async def forward(request: Request, rest: str) -> Response:
         service = ROUTES.get(rest.split("/", 1)[0])
-        if service is None:
+        # The path as decoded by the server: `request.url` would silently drop
+        # some control characters (urllib strips tabs and newlines).
+        if service is None or not routable_path(request.scope["path"]):
             raise NotFound()
         try:
             identity = await gateway.authenticate(request)

@@ -26,9 +26,13 @@ DROPPED_REQUEST_HEADERS = {
     "x-portal-identity", "x-portal-internal", "x-forwarded-for", "x-forwarded-host",
     "x-forwarded-proto", "x-request-id",
 }
+# `date` and `server` are set again by the gateway's own server.
 DROPPED_RESPONSE_HEADERS = {
     "connection", "keep-alive", "transfer-encoding", "upgrade", "trailer", "x-request-id",
+    "date", "server",
 }
+# Safe to send again when a kept-alive connection turns out to be closed.
+IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
 
 
 class GatewayTimeout(PortalError):
@@ -69,6 +73,17 @@ class Upstreams:
     async def close(self) -> None:
         await self.http.aclose()
 
+    async def _send(self, upstream_request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.http.send(upstream_request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            # The service closed a kept-alive connection as we reused it;
+            # a request that is safe to repeat gets one fresh attempt.
+            if upstream_request.method not in IDEMPOTENT_METHODS:
+                raise
+            log.warning("upstream.retried", method=upstream_request.method)
+            return await self.http.send(upstream_request, stream=True)
+
     async def forward(
         self, service: str, request: Request, body: bytes, headers: dict[str, str]
     ) -> StreamingResponse:
@@ -81,7 +96,7 @@ class Upstreams:
                 request.method, base + request.url.path + query, headers=headers, content=body
             )
             try:
-                upstream = await self.http.send(upstream_request, stream=True)
+                upstream = await self._send(upstream_request)
             except httpx.ConnectError:
                 log.warning("upstream.unreachable", service=service, upstream=base)
                 continue

@@ -271,3 +271,65 @@ class TestAServiceThatIsDown:
         assert "detail" in response.json()
         async with portal.client(token) as http:
             assert (await http.get("/api/auth/me/")).status_code == 200
+
+
+class TestHostileInput:
+    """Found by trying to break the system: each was a 500 or a misroute once."""
+
+    @pytest.mark.parametrize(
+        "path",
+        ["/api/clients/%00/", "/api/clients/%01/", "/api/auth/users/%7f/", "/api/auth/me/%0a"],
+    )
+    async def test_control_characters_in_a_path_are_not_found(self, portal, path):
+        async with portal.client(portal.admin_token) as http:
+            response = await http.get(path)
+            after = await http.get("/api/auth/me/")
+
+        assert response.status_code == 404
+        assert response.json() == {"detail": "Not found."}
+        assert after.status_code == 200
+
+    @pytest.mark.parametrize(
+        "path",
+        ["/api/workflows/%2e%2e/clients/", "/api/invoices/%2e%2e/credentials/", "/api/clients/%2e/",
+         "/api/workflows/%2e%2e/%2e%2e/healthz"],
+    )
+    async def test_dot_segments_never_reach_another_route(self, portal, path):
+        async with portal.client(portal.admin_token) as http:
+            response = await http.get(path)
+
+        assert response.status_code == 404
+        assert response.json() == {"detail": "Not found."}
+
+    async def test_deeply_nested_json_is_a_parse_error_and_breaks_nothing(self, portal):
+        deep = b"[" * 100_000 + b"]" * 100_000
+
+        async with portal.client() as http:
+            answers = [
+                await http.post("/api/auth/token/", content=deep, headers={"Content-Type": "application/json"})
+                for _ in range(5)
+            ]
+            login = await http.post(
+                "/api/auth/token/", json={"username": portal.admin_username, "password": portal.admin_password}
+            )
+
+        for answer in answers:
+            assert answer.status_code == 400
+            assert answer.json()["detail"].startswith("JSON parse error - ")
+        assert login.status_code == 200
+
+    async def test_only_plain_json_is_json(self, portal):
+        async with portal.client() as http:
+            response = await http.post(
+                "/api/auth/token/", content=b'{"username": "a", "password": "b"}',
+                headers={"Content-Type": "application/vnd.api+json"},
+            )
+
+        assert response.status_code == 415
+
+    async def test_one_date_and_one_server_header(self, portal):
+        async with portal.client(portal.admin_token) as http:
+            response = await http.get("/api/auth/me/")
+
+        assert len(response.headers.get_list("date")) == 1
+        assert len(response.headers.get_list("server")) <= 1

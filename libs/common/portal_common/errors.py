@@ -155,13 +155,47 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "Error."
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if is_database_unavailable(exc):
-            log.warning("database.unavailable", error_type=type(exc).__name__)
-            return error_response(ServiceUnavailable())
-        log.exception("request.failed", error_type=type(exc).__name__)
-        return JSONResponse({"detail": "A server error occurred."}, status_code=500)
+    app.add_middleware(UnexpectedErrorMiddleware)
+
+
+class UnexpectedErrorMiddleware:
+    """Answer any exception that escaped the handlers, and keep the connection.
+
+    Starlette's own last-resort handler re-raises after answering, which
+    makes the server drop the keep-alive connection; the gateway would then
+    fail the next request it sends on it. Here the error is logged once and
+    answered (503 when the database is out of reach, else 500), and nothing
+    propagates.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                log.exception("response.failed", error_type=type(exc).__name__)
+                return
+            if is_database_unavailable(exc):
+                log.warning("database.unavailable", error_type=type(exc).__name__)
+                response = error_response(ServiceUnavailable())
+            else:
+                log.exception("request.failed", error_type=type(exc).__name__)
+                response = JSONResponse({"detail": "A server error occurred."}, status_code=500)
+            await response(scope, receive, send)
 
 
 def is_database_unavailable(exc: BaseException) -> bool:

@@ -35,11 +35,13 @@ async def read_body(request: Request) -> Any:
     media_type = content_type.split(";")[0].strip().lower()
     if not raw:
         return {}
-    if media_type == "application/json" or media_type.endswith("+json"):
+    if media_type == "application/json":
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as error:
             raise ParseError(f"JSON parse error - {error}") from None
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
     if media_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         request._body = raw  # let Starlette's form parser read what we already consumed
         form = await request.form()

@@ -19,10 +19,12 @@ given). The `next` and `previous` links are absolute, as the caller sees the
 gateway (X-Forwarded-Proto and X-Forwarded-Host), and keep the other query
 parameters.
 
-Every value a caller can send ends as a 200, a 400 or a 404: a NUL character
-is removed from each value before use, because asyncpg refuses to send one
-to PostgreSQL, and nothing from the query string becomes SQL except through
-bound parameters and the declared columns.
+Every value a caller can send ends as a 200, a 400 or a 404: a filter value
+with a NUL character is invalid (no choice, date or id contains one, and no
+stored text does), other parameters lose their NULs (DRF strips them from
+`search`), because asyncpg refuses to send one to PostgreSQL; nothing from
+the query string becomes SQL except through bound parameters and the
+declared columns.
 """
 
 from __future__ import annotations
@@ -127,6 +129,8 @@ class ExactFilter:
         session: AsyncSession,
         identity: Identity | None,
     ) -> ColumnElement[bool]:
+        if "\x00" in raw:
+            return false()  # PostgreSQL text never holds a NUL
         return self.column == raw
 
 
@@ -318,12 +322,14 @@ async def paginate(
     "Invalid page.") for a page that is not a positive integer, `last`, or
     within the pages.
     """
-    params = {
-        key: value.replace("\x00", "") for key, value in request.query_params.items()
-    }
+    # Filter values are checked as sent: a NUL makes them invalid (400), as
+    # in DRF, rather than silently matching something else. Everything else
+    # loses its NULs, which asyncpg could not send anyway.
+    raw_params = dict(request.query_params)
+    params = {key: value.replace("\x00", "") for key, value in raw_params.items()}
     page_size = parse_page_size(params.get("page_size"))
 
-    conditions = await _filter_conditions(spec, params, session, identity)
+    conditions = await _filter_conditions(spec, raw_params, session, identity)
     conditions += _search_conditions(spec, params.get("search", ""))
     filtered = statement.where(*conditions).order_by(None)
 

@@ -568,10 +568,16 @@ class TestFilterCasesC04:
     async def test_choices_filter_exactly(self, few):
         assert set(await company_names(few, "status=active")) == {ACME_CORP, GLOBEX}
         assert await company_names(few, "status=paused") == [ACME_WIDGETS]
-        assert await company_names(few, "status=active%00&search=acme") == [
-            ACME_CORP,
-            GLOBEX,
-        ]
+
+    async def test_a_nul_in_a_filter_value_is_invalid_not_ignored(self, few):
+        response = await few.get("/api/clients/?status=active%00&search=acme")
+
+        assert response.status_code == 400
+        assert response.json() == {
+            "status": [
+                "Select a valid choice. active\x00 is not one of the available choices."
+            ]
+        }
 
     async def test_empty_values_and_unknown_parameters_are_ignored(self, few):
         names = await company_names(few, "status=&plan_tier=&colour=blue&client=x")
