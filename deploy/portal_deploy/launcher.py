@@ -176,10 +176,7 @@ class System:
             for process in processes:
                 while True:
                     if process.popen is not None and process.popen.poll() is not None:
-                        raise RuntimeError(
-                            f"{process.spec.name} exited at start-up; see {process.log_path}\n"
-                            + tail(process.log_path)
-                        )
+                        raise StartupFailed(startup_failure(process))
                     try:
                         if (await http.get(process.url + "/readyz")).status_code == 200:
                             break
@@ -248,15 +245,38 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 async def ensure_bootstrap_admin(system: System) -> tuple[str, str, bool]:
-    """Create the staff user named by PORTAL_ADMIN_USERNAME unless it exists."""
-    from auth.bootstrap import ensure_admin
+    """Create the staff user named by PORTAL_ADMIN_USERNAME unless it exists.
+
+    Returns the username, the password to print (only while it still works:
+    once someone changed it, the stored one is of no use and is not shown),
+    and whether the user was created now.
+    """
+    from auth.bootstrap import ensure_admin, password_still_works
 
     username = os.environ.get("PORTAL_ADMIN_USERNAME", "admin")
     email = os.environ.get("PORTAL_ADMIN_EMAIL", "admin@localhost")
-    password, generated = portal_secrets.admin_password(system.data_dir)
-    auth_spec = next(spec for spec in system.services if spec.name == "auth")
-    created = await ensure_admin(system.database_url(auth_spec), username=username, email=email, password=password)
-    return username, password if (generated or created) else "(unchanged)", created
+    password, _ = portal_secrets.admin_password(system.data_dir)
+    url = system.database_url(next(spec for spec in system.services if spec.name == "auth"))
+    created = await ensure_admin(url, username=username, email=email, password=password)
+    if not created and not await password_still_works(url, username=username, password=password):
+        password = "(changed since it was set; not shown)"
+    return username, password, created
+
+
+class StartupFailed(Exception):
+    """A process of the system could not start; the message says why in one line."""
+
+
+def startup_failure(process: "Process") -> str:
+    """The one line that explains why `process` stopped at start-up."""
+    lines = tail(process.log_path, 200).splitlines()
+    for line in lines:
+        if line.startswith("configuration error:"):
+            return line
+    if any("address already in use" in line for line in lines):
+        variable = "PORTAL_GATEWAY_PORT" if process.spec.name == "gateway" else "a service port"
+        return f"configuration error: {variable}: port {process.port} is already in use"
+    return f"{process.spec.name} stopped at start-up; see {process.log_path}"
 
 
 async def main() -> int:
@@ -275,7 +295,11 @@ async def main() -> int:
     try:
         await system.prepare()
         username, password, _ = await ensure_bootstrap_admin(system)
-        await system.start()
+        try:
+            await system.start()
+        except StartupFailed as failure:
+            print(failure, file=sys.stderr)
+            return 2
         print(
             "\nThe portal is running.\n"
             f"  API:      {system.gateway_url}/api/\n"

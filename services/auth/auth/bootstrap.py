@@ -26,3 +26,16 @@ async def ensure_admin(database_url: str, *, username: str, email: str, password
             return True
     finally:
         await engine.dispose()
+
+
+async def password_still_works(database_url: str, *, username: str, password: str) -> bool:
+    """Whether `password` is still the password of `username` (not changed since)."""
+    from auth.security import verify_password
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        async with transaction(make_sessionmaker(engine)) as session:
+            stored = await session.scalar(select(users.c.password_hash).where(users.c.username == username))
+    finally:
+        await engine.dispose()
+    return stored is not None and await verify_password(password, stored)
