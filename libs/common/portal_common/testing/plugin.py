@@ -125,7 +125,7 @@ def system_factory(infra: TestInfrastructure, run_dir: Path):
             own_servers.append(server)
             nats_url = server.url
         # Several systems share the run's PostgreSQL: small pools each.
-        env = {"PORTAL_DB_POOL_SIZE": "4", **(extra_env or {}), "PORTAL_NATS_URL": nats_url}
+        env = {"PORTAL_DB_POOL_SIZE": "8", **(extra_env or {}), "PORTAL_NATS_URL": nats_url}
         shared = Infrastructure(data_dir=data_dir, external_nats_url=nats_url)
         system = System(
             infra=shared,
