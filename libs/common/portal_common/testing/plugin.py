@@ -3,7 +3,8 @@
 One real PostgreSQL and one real NATS server per test run: the embedded ones
 from PyPI wheels, or existing servers named by `PORTAL_TEST_POSTGRES_URL`
 (a `postgresql+asyncpg://` URL of a role that may create databases) and
-`PORTAL_TEST_NATS_URL`. Each test module or system gets fresh databases, so
+`PORTAL_TEST_NATS_URL`, or throwaway containers through testcontainers with
+`PORTAL_TEST_CONTAINERS=1` where a Docker engine runs. Each test module or system gets fresh databases, so
 nothing depends on rows another test left behind.
 
 `system` starts every installed service and the gateway with the same
@@ -41,6 +42,8 @@ class TestInfrastructure:
         self.external_nats_url = os.environ.get("PORTAL_TEST_NATS_URL", "")
 
     def start(self) -> None:
+        if os.environ.get("PORTAL_TEST_CONTAINERS") == "1":
+            self._start_containers()
         if not self.server_url:
             self.postgres = EmbeddedPostgres(self.root / "postgres")
             self.postgres.start()
@@ -49,11 +52,33 @@ class TestInfrastructure:
             self.nats = EmbeddedNats(self.root / "nats")
             self.nats.start()
 
+    def _start_containers(self) -> None:
+        """PostgreSQL and NATS as throwaway containers, where a Docker engine runs.
+
+        Opt-in with PORTAL_TEST_CONTAINERS=1. Written for machines with Docker;
+        the machine this project is built on has none, so this path has not
+        been run there (the embedded servers are the default and what CI uses).
+        """
+        from testcontainers.core.container import DockerContainer
+        from testcontainers.core.waiting_utils import wait_for_logs
+        from testcontainers.postgres import PostgresContainer
+
+        postgres = PostgresContainer("postgres:16", driver="asyncpg")
+        postgres.start()
+        nats = DockerContainer("nats:2.10").with_command("-js").with_exposed_ports(4222)
+        nats.start()
+        wait_for_logs(nats, "Server is ready")
+        self._containers = [postgres, nats]
+        self.server_url = postgres.get_connection_url()
+        self.external_nats_url = f"nats://{nats.get_container_host_ip()}:{nats.get_exposed_port(4222)}"
+
     def stop(self) -> None:
         if self.nats is not None:
             self.nats.stop()
         if self.postgres is not None:
             self.postgres.stop()
+        for container in getattr(self, "_containers", []):
+            container.stop()
 
     @property
     def nats_url(self) -> str:
