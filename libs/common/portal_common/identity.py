@@ -160,18 +160,18 @@ class GatewayOnlyMiddleware:
         await self.app(scope, receive, send)
 
 
-def current_identity(request: Request) -> Identity:
+async def current_identity(request: Request) -> Identity:
     return request.scope.get("state", {}).get("identity", ANONYMOUS)
 
 
-def authenticated(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
+async def authenticated(identity: Annotated[Identity, Depends(current_identity)]) -> Identity:
     """Dependency: any logged-in user; 401 otherwise."""
     if not identity.is_authenticated:
         raise NotAuthenticated()
     return identity
 
 
-def staff(identity: Annotated[Identity, Depends(authenticated)]) -> Identity:
+async def staff(identity: Annotated[Identity, Depends(authenticated)]) -> Identity:
     """Dependency: staff only; 403 for anyone else, before any look-up."""
     if not identity.is_staff:
         raise PermissionDenied()

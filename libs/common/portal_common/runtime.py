@@ -58,7 +58,7 @@ class Runtime(Generic[SettingsT]):
         async with self.sessions() as session:
             await session.execute(text("SELECT 1"))
 
-    def check_internal(self, request: Request) -> None:
+    async def check_internal(self, request: Request) -> None:
         """Dependency for `/internal/` routes: only the portal's own services."""
         expected = self.settings.internal_token.encode()
         presented = request.headers.get(INTERNAL_HEADER, "").encode()
