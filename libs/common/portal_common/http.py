@@ -7,10 +7,12 @@ over the limit is 413, before any of it is parsed.
 
 import json
 from typing import Any
+from uuid import UUID
 
 from fastapi import Request
 
 from portal_common.errors import (
+    NotFound,
     ParseError,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -58,3 +60,11 @@ async def read_object(request: Request) -> dict[str, Any]:
         )
         raise ValidationFailed.non_field(f"Invalid data. Expected a dictionary, but got {kind}.")
     return data
+
+
+def path_uuid(raw: str) -> UUID:
+    """An id from the URL path; a malformed one is "Not found." like an unknown one."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise NotFound() from None

@@ -17,7 +17,7 @@ from billing.pdf import InvoiceDocument, render_invoice_pdf
 from billing.runtime import runtime
 from billing.schemas import InvoiceWrite
 from portal_common.fields import iso_date, money
-from portal_common.http import read_object
+from portal_common.http import path_uuid, read_object
 from portal_common.identity import CurrentUser, Identity, StaffUser
 from portal_common.listing import ChoiceFilter, ListSpec, UUIDFilter, paginate
 
@@ -103,7 +103,7 @@ async def read_invoice(invoice_id: str, identity: CurrentUser) -> dict[str, Any]
     """Read one invoice."""
     async with runtime.transaction() as session:
         row = await service.get_invoice(
-            session, service.parse_invoice_id(invoice_id), identity
+            session, path_uuid(invoice_id), identity
         )
     return service.invoice_body(row, runtime.clock.today())
 
@@ -111,7 +111,7 @@ async def read_invoice(invoice_id: str, identity: CurrentUser) -> dict[str, Any]
 async def _update(
     request: Request, invoice_id: str, identity: Identity, *, partial: bool
 ) -> dict[str, Any]:
-    parsed_id = service.parse_invoice_id(invoice_id)
+    parsed_id = path_uuid(invoice_id)
     async with runtime.transaction() as session:
         # As in DRF: the object is looked up before the body is read.
         await service.get_invoice(session, parsed_id, identity)
@@ -142,7 +142,7 @@ async def patch_invoice(
 @router.delete("/{invoice_id}/", status_code=204)
 async def delete_invoice(invoice_id: str, identity: StaffUser) -> Response:
     """Delete an invoice (staff only)."""
-    parsed_id = service.parse_invoice_id(invoice_id)
+    parsed_id = path_uuid(invoice_id)
     async with runtime.transaction() as session:
         await service.delete_invoice(session, runtime.clock, parsed_id)
     return Response(status_code=204)
@@ -157,7 +157,7 @@ async def download_invoice(invoice_id: str, identity: CurrentUser) -> StreamingR
     """Download the invoice as a PDF."""
     async with runtime.transaction() as session:
         row = await service.get_invoice(
-            session, service.parse_invoice_id(invoice_id), identity
+            session, path_uuid(invoice_id), identity
         )
     today = runtime.clock.today()
     document = InvoiceDocument(

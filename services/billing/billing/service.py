@@ -59,12 +59,6 @@ async def _first(session: AsyncSession, statement: Executable) -> RowMapping | N
     return (await session.execute(statement)).mappings().first()
 
 
-def parse_invoice_id(raw: str) -> UUID:
-    """The id in a path; a malformed one is "Not found." like an unknown one."""
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise NotFound() from None
 
 
 def effective_status(row: Any, today: date) -> str:

@@ -8,7 +8,6 @@ from sqlalchemy import false
 
 from clients import credential_service as service
 from clients.models import clients, credentials
-from clients.router import parse_id
 from clients.runtime import runtime
 from clients.schemas import (
     CREDENTIAL_STATUSES,
@@ -19,7 +18,7 @@ from clients.schemas import (
     credential_read_limited,
 )
 from portal_common.errors import NotFound
-from portal_common.http import read_object
+from portal_common.http import path_uuid, read_object
 from portal_common.identity import CurrentUser, Identity, StaffUser
 from portal_common.listing import ChoiceFilter, ListSpec, UUIDFilter, paginate
 
@@ -81,7 +80,7 @@ async def create_credential(request: Request, identity: StaffUser) -> dict[str, 
 @router.get("/{credential_id}/")
 async def read_credential(credential_id: str, identity: CurrentUser) -> dict[str, Any]:
     """Read one credential: staff any, a client's user only their own."""
-    wanted = parse_id(credential_id)
+    wanted = path_uuid(credential_id)
     async with runtime.transaction() as session:
         if identity.is_staff:
             row = await service.get_credential(session, wanted)
@@ -99,7 +98,7 @@ async def read_credential(credential_id: str, identity: CurrentUser) -> dict[str
 async def _update(
     request: Request, credential_id: str, identity: Identity, *, partial: bool
 ) -> dict[str, Any]:
-    wanted = parse_id(credential_id)
+    wanted = path_uuid(credential_id)
     data = CredentialUpdate.validate(await read_object(request), partial=partial)
     async with runtime.transaction() as session:
         row = await service.update_credential(
@@ -128,5 +127,5 @@ async def put_credential(
 async def delete_credential(credential_id: str, identity: StaffUser) -> Response:
     """Delete a credential (staff only)."""
     async with runtime.transaction() as session:
-        await service.delete_credential(session, parse_id(credential_id))
+        await service.delete_credential(session, path_uuid(credential_id))
     return Response(status_code=204)

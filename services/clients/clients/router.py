@@ -22,7 +22,7 @@ from clients.schemas import (
     client_read_limited,
 )
 from portal_common.errors import MethodNotAllowed, NotFound, PermissionDenied
-from portal_common.http import read_object
+from portal_common.http import path_uuid, read_object
 from portal_common.identity import CurrentUser, Identity, StaffUser, can_see_client
 from portal_common.listing import ChoiceFilter, ExactFilter, ListSpec, paginate
 
@@ -46,16 +46,10 @@ CLIENTS = ListSpec(
 )
 
 
-def parse_id(raw: str) -> UUID:
-    """A path id; anything that is not a UUID is simply not found."""
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise NotFound() from None
 
 
 def _visible_client_id(identity: Identity, raw: str) -> UUID:
-    client_id = parse_id(raw)
+    client_id = path_uuid(raw)
     if not can_see_client(identity, client_id):
         raise NotFound()
     return client_id
@@ -157,7 +151,7 @@ async def put_client(
 async def delete_client(client_id: str, identity: StaffUser) -> Response:
     """Delete a client and its credentials (staff only); its users lose access."""
     async with runtime.transaction() as session:
-        await service.delete_client(session, parse_id(client_id))
+        await service.delete_client(session, path_uuid(client_id))
     return Response(status_code=204)
 
 
@@ -165,5 +159,5 @@ async def delete_client(client_id: str, identity: StaffUser) -> Response:
 async def look_up_client(client_id: str) -> dict[str, Any]:
     """For other services: one client's shared fields; 404 when there is none."""
     async with runtime.transaction() as session:
-        row = await service.get_client(session, parse_id(client_id))
+        row = await service.get_client(session, path_uuid(client_id))
     return client_internal(row)

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from portal_common.bus import publish_message
 from portal_common.errors import MethodNotAllowed, ValidationFailed
-from portal_common.http import read_body, read_object
+from portal_common.http import path_uuid, read_body, read_object
 from portal_common.identity import CurrentUser, StaffUser
 from workflows import service
 from workflows.exceptions import BusUnavailable
@@ -66,7 +66,7 @@ async def create_workflow(request: Request, identity: StaffUser) -> dict[str, An
 @router.get("/workflows/{workflow_id}/")
 async def read_workflow(workflow_id: str, identity: CurrentUser) -> dict[str, Any]:
     """Read one workflow."""
-    object_id = service.parse_object_id(workflow_id)
+    object_id = path_uuid(workflow_id)
     async with runtime.transaction() as session:
         return await service.read_workflow(session, object_id, identity)
 
@@ -74,7 +74,7 @@ async def read_workflow(workflow_id: str, identity: CurrentUser) -> dict[str, An
 async def _update(
     request: Request, workflow_id: str, identity, *, partial: bool
 ) -> dict[str, Any]:
-    object_id = service.parse_object_id(workflow_id)
+    object_id = path_uuid(workflow_id)
     data = WorkflowUpdate.validate(await read_object(request), partial=partial)
     async with runtime.transaction() as session:
         await service.update_workflow(
@@ -106,7 +106,7 @@ async def patch_workflow(
 @router.delete("/workflows/{workflow_id}/", status_code=204)
 async def delete_workflow(workflow_id: str, identity: StaffUser) -> Response:
     """Delete a workflow and its execution records (staff only)."""
-    object_id = service.parse_object_id(workflow_id)
+    object_id = path_uuid(workflow_id)
     async with runtime.transaction() as session:
         await service.delete_workflow(session, object_id)
     return Response(status_code=204)
@@ -117,7 +117,7 @@ async def activate_workflow(
     request: Request, workflow_id: str, identity: StaffUser
 ) -> dict[str, Any]:
     """Set a workflow `active` or `paused` (staff only)."""
-    object_id = service.parse_object_id(workflow_id)
+    object_id = path_uuid(workflow_id)
     body = await read_body(request)
     status = body.get("status") if isinstance(body, dict) else None
     async with runtime.transaction() as session:
@@ -279,6 +279,6 @@ async def ingest_executions_get(request: Request) -> None:
 @router.get("/executions/{record_id}/")
 async def read_execution(record_id: str, identity: CurrentUser) -> dict[str, Any]:
     """Read one daily execution record."""
-    object_id = service.parse_object_id(record_id)
+    object_id = path_uuid(record_id)
     async with runtime.transaction() as session:
         return await service.read_record(session, object_id, identity)

@@ -64,12 +64,6 @@ def n8n_workflow_url(base_url: str, n8n_workflow_id: str) -> str:
     return f"{base_url.rstrip('/')}/workflow/{n8n_workflow_id}"
 
 
-def parse_object_id(raw: str) -> UUID:
-    """An id from the path; a malformed one is simply not found."""
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise NotFound() from None
 
 
 def _client_exists(directory: ClientDirectory):

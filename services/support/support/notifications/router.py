@@ -1,13 +1,13 @@
 """Notification endpoints (staff only): every mail the system sent or is retrying."""
 
 from typing import Any
-from uuid import UUID
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from portal_common.errors import NotFound
 from portal_common.fields import iso_datetime
+from portal_common.http import path_uuid
 from portal_common.identity import StaffUser
 from portal_common.listing import ChoiceFilter, ListSpec, paginate
 from support.models import NOTIFICATION_STATUSES, notifications
@@ -69,10 +69,7 @@ async def read_notification(
     notification_id: str, identity: StaffUser
 ) -> dict[str, Any]:
     """Read one notification (staff only)."""
-    try:
-        wanted = UUID(notification_id)
-    except ValueError:
-        raise NotFound() from None
+    wanted = path_uuid(notification_id)
     async with runtime.transaction() as session:
         row = (
             (await session.execute(SHOWN.where(notifications.c.id == wanted)))

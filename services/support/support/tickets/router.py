@@ -6,8 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portal_common.errors import NotFound
-from portal_common.http import read_object
+from portal_common.http import path_uuid, read_object
 from portal_common.identity import CurrentUser, Identity, StaffUser
 from portal_common.listing import ChoiceFilter, ListSpec, UUIDFilter, paginate
 from support.models import TICKET_PRIORITIES, TICKET_STATUSES, tickets
@@ -49,12 +48,6 @@ TICKETS = ListSpec(
 )
 
 
-def parse_id(raw: str) -> UUID:
-    """A path id; anything that is not a UUID is simply not found."""
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise NotFound() from None
 
 
 def _read(ticket: Any) -> dict[str, Any]:
@@ -85,14 +78,14 @@ async def create_ticket(request: Request, identity: CurrentUser) -> dict[str, An
 async def read_ticket(ticket_id: str, identity: CurrentUser) -> dict[str, Any]:
     """Read one ticket."""
     async with runtime.transaction() as session:
-        ticket = await service.get_ticket(session, identity, parse_id(ticket_id))
+        ticket = await service.get_ticket(session, identity, path_uuid(ticket_id))
     return _read(ticket)
 
 
 async def _change(
     request: Request, ticket_id: str, identity: Identity, *, partial: bool
 ) -> dict[str, Any]:
-    ticket_uuid = parse_id(ticket_id)
+    ticket_uuid = path_uuid(ticket_id)
     async with runtime.transaction() as session:
         # As in DRF, a missing ticket is 404 before the body is even read.
         await service.get_ticket(session, identity, ticket_uuid)
@@ -123,5 +116,5 @@ async def put_ticket(
 async def delete_ticket(ticket_id: str, identity: StaffUser) -> Response:
     """Delete a ticket (staff only)."""
     async with runtime.transaction() as session:
-        await service.delete_ticket(session, parse_id(ticket_id))
+        await service.delete_ticket(session, path_uuid(ticket_id))
     return Response(status_code=204)
