@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -112,7 +113,10 @@ class TestC01Paging:
 
         rows = [row for page in pages for row in page]
         assert len({row["id"] for row in rows}) == 120
-        keys = [(row["created_at"], row["id"]) for row in rows]
+        keys = [
+            (datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")), row["id"])
+            for row in rows
+        ]
         assert keys == sorted(keys, reverse=True)
 
 

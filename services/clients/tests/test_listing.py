@@ -6,6 +6,7 @@ credentials of one client.
 """
 
 import asyncio
+import datetime as dt
 import uuid
 from decimal import Decimal
 
@@ -130,9 +131,15 @@ async def every_row(
 
 
 def newest_first(rows: list[dict]) -> list[str]:
+    # By time, not by text: "…:25Z" (a whole second) sorts after "…:25.224000Z"
+    # as a string although it is earlier.
     return [
         row["id"]
-        for row in sorted(rows, key=lambda r: (r["created_at"], r["id"]), reverse=True)
+        for row in sorted(
+            rows,
+            key=lambda r: (dt.datetime.fromisoformat(r["created_at"].replace("Z", "+00:00")), r["id"]),
+            reverse=True,
+        )
     ]
 
 
